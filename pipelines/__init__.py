@@ -1,0 +1,1 @@
+"""The Dagster code location: Definitions, partitions, resources, jobs, sensors and schedules."""

@@ -1,0 +1,5 @@
+"""The feature store: Parquet layout and schemas, atomic writers, and the DuckDB warehouse."""
+
+from storage.layout import FeatureStore
+
+__all__ = ["FeatureStore"]

@@ -166,10 +166,17 @@ class TorchvisionSource(Source):
         self.cls, self.name, self.n_classes = getattr(tvd, name), name, n_classes
         self._data: dict[str, object] = {}
 
+    @property
+    def has_splits(self) -> bool:
+        import inspect
+
+        return "train" in inspect.signature(self.cls).parameters
+
     def _split(self, split: str):
         if split not in self._data:
             try:
-                self._data[split] = self.cls(str(self.root), train=(split == "train"), download=True)
+                kwargs = {"train": split == "train"} if self.has_splits else {}
+                self._data[split] = self.cls(str(self.root), download=True, **kwargs)
             except Exception as exc:
                 raise DatasetError(f"torchvision dataset {self.name} ({split}) could not be loaded or downloaded "
                                    f"into {self.root}: {exc}") from None
@@ -177,17 +184,17 @@ class TorchvisionSource(Source):
 
     def pools(self):
         out = []
-        for split in ("train", "test"):
+        for split in ("train", "test") if self.has_splits else ("train",):  # e.g. EuroSAT ships one set
             data = self._split(split)
             labels = np.asarray(getattr(data, "targets", None) or [y for _, y in data], dtype=np.int64)
             idx = np.arange(len(labels))
             out.append(Pool(np.array([f"{split}-{i:06d}" for i in idx]), labels,
                             np.array([f"{split}:{i}" for i in idx])))
-        return out[0], out[1]
+        return out[0], (out[1] if len(out) > 1 else None)
 
     def load(self, ref: str) -> Image.Image:
         split, index = ref.split(":")
-        return self._split(split)[int(index)][0]
+        return to_rgb(self._split(split)[int(index)][0])
 
 
 def open_source(spec: DatasetSpec) -> Source:

@@ -219,6 +219,26 @@ def _parse_backbone(path: Path, index: int, raw: Any) -> BackboneSpec:
                         pretrained=pretrained, train=train)
 
 
+# Lists that open_clip ships, usable as `classes: open_clip:imagenet` or `templates: open_clip:openai_imagenet`.
+_OPEN_CLIP_LISTS = {
+    "imagenet": "IMAGENET_CLASSNAMES",
+    "openai_imagenet": "OPENAI_IMAGENET_TEMPLATES",
+    "simple_imagenet": "SIMPLE_IMAGENET_TEMPLATES",
+}
+
+
+def _builtin_list(f: "_Fields", value):
+    """Resolve `open_clip:<name>` to open_clip's class-name or template list; other values pass through."""
+    if not isinstance(value, str):
+        return value
+    if not value.startswith("open_clip:") or value[len("open_clip:"):] not in _OPEN_CLIP_LISTS:
+        f.fail(f"{value!r} is not a list; built-in lists are " + ", ".join(f"open_clip:{k}" for k in _OPEN_CLIP_LISTS))
+    from open_clip import zero_shot_metadata
+
+    items = getattr(zero_shot_metadata, _OPEN_CLIP_LISTS[value[len("open_clip:"):]])
+    return [item("{c}") if callable(item) else item for item in items]
+
+
 def _parse_dataset(path: Path, index: int, raw: Any, templates_by_name: dict[str, list[str]]) -> DatasetSpec:
     where = f"datasets[{index}]" + (f" ({raw.get('key')!r})" if isinstance(raw, dict) and "key" in raw else "")
     f = _Fields(path, where, raw)
@@ -226,13 +246,17 @@ def _parse_dataset(path: Path, index: int, raw: Any, templates_by_name: dict[str
                      "split_seed", "extract", "perturbations"})
     key = f.key()
     source = f.get("source", str, required=True)
-    classes = f.get("classes", list, required=True)
+    classes = f.get("classes", (list, str), required=True)
+    classes = _builtin_list(f, classes)
     if not classes or not all(isinstance(c, str) and c.strip() for c in classes):
         f.fail("'classes' must be a non-empty list of non-empty strings")
     if len(set(classes)) != len(classes):
         f.fail("'classes' has duplicate names")
+    classes = _builtin_list(f, classes)
     templates = f.get("templates", (list, str), required=True)
-    if isinstance(templates, str):
+    if isinstance(templates, str) and templates.startswith("open_clip:"):
+        templates = _builtin_list(f, templates)
+    elif isinstance(templates, str):
         if templates not in templates_by_name:
             f.fail(f"unknown template set {templates!r}; define it under 'templates:' at the top level")
         templates = templates_by_name[templates]

@@ -57,7 +57,7 @@ def train_clip(loaded, dataset: DatasetSpec, images: ExampleImages, labels: np.n
     torch.manual_seed(train.seed)
     model, device = loaded.model, loaded.device
     model.train()
-    labels_t = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    labels_t = torch.as_tensor(np.array(labels), dtype=torch.long)
     templates = dataset.templates[:TRAIN_TEMPLATES_MAX]
     prompts = loaded.tokenizer([t.format(c=c) for c in dataset.classes for t in templates]).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)

@@ -12,8 +12,10 @@ from typing import Callable
 
 import dagster as dg
 
+from pipelines import settings
 from pipelines.jobs import DATASET_REPORT_JOBS
 from pipelines.partitions import sync_backbone_partitions
+from storage.layout import FeatureStore
 from synergy.errors import SynergyError
 from synergy.registry import Registry
 
@@ -61,10 +63,21 @@ def stages(registry: Registry) -> list[tuple[str, str, list]]:
     return out
 
 
+def _output_exists(store: FeatureStore, stage: str, key) -> bool:
+    """A partition is reusable only if the instance saw it materialize AND its file is still in the store."""
+    if stage == "examples":
+        return store.examples(key).exists()
+    if stage == "weights":
+        return store.backbone_info(key).exists()
+    dims = key.keys_by_dimension
+    return store.embeddings(dims["backbone"], dims["dataset"]).exists()
+
+
 def materialize_all(defs: dg.Definitions, instance: dg.DagsterInstance, registry: Registry, force: bool = False,
                     log: Callable[[str], None] = print) -> RunReport:
     """Run every stage; feature partitions already materialized are skipped unless `force`."""
     report = RunReport()
+    store = FeatureStore(settings.store_root())
     added, removed = sync_backbone_partitions(instance, registry.backbone_keys)
     if added or removed:
         log(f"backbone partitions: +{added} -{removed}")
@@ -75,7 +88,7 @@ def materialize_all(defs: dg.Definitions, instance: dg.DagsterInstance, registry
         done = set(instance.get_materialized_partitions(asset_key)) if stage in reusable and not force else set()
         start = time.perf_counter()
         for key in keys:
-            if key is not None and str(key) in done:
+            if key is not None and str(key) in done and _output_exists(store, stage, key):
                 report.skipped += 1
                 continue
             label = f"{stage} {key}" if key is not None else stage

@@ -4,8 +4,8 @@
 of all the registry's backbone keys, so a backbone has one colour in every plot of every dataset.
 Heatmaps colour their tick labels with it; line and bar plots colour the backbone's line or bar.
 
-Plot functions return a matplotlib Figure; `png(fig, dpi)` renders it (and `figure_pngs` renders a
-full-size file and a small inline version, then closes the figure).
+Plot functions return a matplotlib Figure; `png(fig, dpi)` renders it, and `figure_pngs` renders the
+full-size file once and shrinks it for the inline version, then closes the figure.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from matplotlib.figure import Figure  # noqa: E402
 _PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
             "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
             "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5"]
-FULL_DPI, SMALL_DPI = 110, 45
+FULL_DPI, SMALL_FACTOR = 100, 0.5
 
 
 def backbone_colors(keys: Iterable[str]) -> dict[str, str]:
@@ -41,17 +41,31 @@ def backbone_colors(keys: Iterable[str]) -> dict[str, str]:
 
 
 def png(fig: Figure, dpi: int = FULL_DPI) -> bytes:
+    """Render once (each plot already ran tight_layout, so no second `bbox_inches='tight'` pass)."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
+
+
+def shrink(payload: bytes, factor: float = SMALL_FACTOR) -> bytes:
+    """A smaller copy of a PNG (for inline UI metadata) without drawing the figure again."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(payload)) as image:
+        size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
+        small = image.convert("RGBA").resize(size, Image.LANCZOS)
+        out = io.BytesIO()
+        small.save(out, format="PNG", optimize=True)
+    return out.getvalue()
 
 
 def figure_pngs(fig: Figure) -> tuple[bytes, bytes]:
     """(full-size PNG for the store, small PNG for the UI metadata); closes the figure."""
     try:
-        return png(fig, FULL_DPI), png(fig, SMALL_DPI)
+        full = png(fig, FULL_DPI)
     finally:
         plt.close(fig)
+    return full, shrink(full)
 
 
 def pair_matrix(backbones: Sequence[str], rows: Iterable[Mapping], value: str, diagonal: float = 1.0) -> np.ndarray:
@@ -178,12 +192,18 @@ def robustness_curves(rows: Sequence[Mapping], colors: Mapping[str, str], datase
         ax.set_xlabel("severity")
         ax.set_xticks(range(0, 4))
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(kinds):]:
+    spare = list(axes.flat)[len(kinds):]
+    for ax in spare:
         ax.axis("off")
     axes[0, 0].set_ylabel("accuracy (test)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="upper right", fontsize=8)
-    fig.suptitle(f"{dataset}: accuracy under perturbation")
-    fig.tight_layout()
+    fig.suptitle(f"{dataset}: accuracy under perturbation (severity 0 = clean)")
+    if handles and spare:  # the legend takes an empty panel
+        spare[0].legend(handles, labels, loc="center", fontsize=9, title="backbone")
+        fig.tight_layout()
+    elif handles:
+        fig.tight_layout(rect=(0, 0, 0.86, 1))
+        fig.legend(handles, labels, loc="center right", fontsize=8)
+    else:
+        fig.tight_layout()
     return fig

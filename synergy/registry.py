@@ -7,6 +7,7 @@ get their checkpoint from the zoo-training asset.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +111,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
     seen: set = set()
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults` merges; explicit keys may override it
+            continue
         key = loader.construct_object(key_node, deep=deep)
         try:
             duplicate = key in seen
@@ -147,8 +150,13 @@ class _Fields:
         # bool is an int in Python; a YAML `yes` must not pass as a number
         if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
             self.fail(f"field {name!r} must be {_kind_name(kind)}, got a boolean")
-        if float in (kind if isinstance(kind, tuple) else (kind,)) and isinstance(value, int):
-            value = float(value)
+        if float in (kind if isinstance(kind, tuple) else (kind,)) and isinstance(value, (int, float)):
+            try:
+                value = float(value)
+            except OverflowError:
+                self.fail(f"field {name!r} is too large a number")
+            if not math.isfinite(value):
+                self.fail(f"field {name!r} must be a finite number, got {value!r}")
         if not isinstance(value, kind):
             self.fail(f"field {name!r} must be {_kind_name(kind)}, got {type(value).__name__} {value!r}")
         return value
@@ -262,6 +270,12 @@ def _parse_dataset(path: Path, index: int, raw: Any, templates_by_name: dict[str
         templates = templates_by_name[templates]
     if not templates or not all(isinstance(t, str) and "{c}" in t for t in templates):
         f.fail("'templates' must be a non-empty list of strings that each contain '{c}'")
+    for t in templates:  # a stray brace or another {name} would only fail at extraction time
+        try:
+            t.format(c="x")
+        except (KeyError, IndexError, ValueError, AttributeError) as exc:
+            f.fail(f"template {t!r} may use only the placeholder '{{c}}' (write a literal brace as '{{{{' or "
+                   f"'}}}}'): {type(exc).__name__}: {exc}")
     extract = f.get("extract", list, ["fewshot", "test"])
     bad = [s for s in extract if s not in SPLITS]
     if bad:
@@ -290,7 +304,7 @@ def _shifted_variant(path: Path, index: int, raw: dict, base: DatasetSpec) -> Da
     f = _Fields(path, f"datasets[{index}] ({base.key!r}).perturbations", block)
     f.check_unknown({"key", "kinds", "severities", "test_size", "fewshot_size"})
     kinds = f.get("kinds", list, list(PERTURBATIONS))
-    unknown = [k for k in kinds if k not in PERTURBATIONS]
+    unknown = [k for k in kinds if not isinstance(k, str) or k not in PERTURBATIONS]
     if unknown:
         f.fail(f"unknown perturbation(s) {unknown}; known: {', '.join(PERTURBATIONS)}")
     severities = f.get("severities", list, [1, 2, 3])
@@ -314,6 +328,9 @@ def parse_registry(text: str, path: Path | str = "<registry>") -> Registry:
         raise RegistryError(f"{path}: not valid YAML: {exc}") from None
     except RecursionError:
         raise RegistryError(f"{path}: YAML nested too deeply") from None
+    except (ValueError, TypeError, OverflowError, IndexError, KeyError, AttributeError) as exc:
+        # the SafeLoader's constructors raise these for values like `2020-13-45` (not a date)
+        raise RegistryError(f"{path}: not valid YAML: {type(exc).__name__}: {exc}") from None
     top = _Fields(path, "top level", raw if raw is not None else {})
     top.check_unknown({"backbones", "datasets", "templates", "settings"})
     templates_by_name = top.get("templates", dict, {})

@@ -58,9 +58,8 @@ class AnalysisConfig(dg.Config):
 
 
 def _arrow(con, sql: str, params: dict | None = None) -> pa.Table:
-    cur = con.execute(sql, params or {})
-    fetch = getattr(cur, "to_arrow_table", None) or getattr(cur, "fetch_arrow_table")
-    return fetch()
+    # duckdb 2 warns that Arrow output through the DB-API cursor copies the rows; the relation API does not
+    return con.sql(sql, params=params or {}).to_arrow_table()
 
 
 def _views(con) -> set[str]:

@@ -2,6 +2,7 @@
 
 
 import time
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -62,7 +63,7 @@ def run_extraction(context, synergy: SynergyResource, backbone: str, dataset: st
     n_total, start, next_log = len(ids), time.perf_counter(), 0.1
     with atomic_parquet(store.embeddings(backbone, dataset), schema, base_meta) as writer:
         for batch in extract(loaded, class_emb, images, synergy.batch_size, synergy.num_workers):
-            rejects += [{"example_id": ids[i], "split": splits[i], "path": refs[i], "reason": r}
+            rejects += [{"example_id": ids[i], "split": splits[i], "path": reject_path(d_spec, refs[i]), "reason": r}
                         for i, r in batch.rejects]
             if len(batch.rows):
                 rows = batch.rows
@@ -85,13 +86,31 @@ def run_extraction(context, synergy: SynergyResource, backbone: str, dataset: st
     return meta
 
 
+def reject_path(d_spec, ref: str) -> str:
+    """Where a user finds a rejected image: the file for an image folder, the source's reference otherwise."""
+    ref = ref.split("|", 1)[0]  # drop the `|kind|severity` of a shifted variant
+    kind, _, root = d_spec.source.partition(":")
+    if kind == "image-folder":
+        return str(Path(root).expanduser() / ref)
+    return ref
+
+
 def check_rejects(rejects: list[dict], n_total: int, synergy: SynergyResource) -> None:
-    """Too many unreadable images means a broken dataset, not a few bad files: stop before anything is written."""
+    """Too many unreadable images means a broken dataset, not a few bad files: stop before anything is written.
+
+    Called inside the atomic write, so a failure leaves the previous version of the partition (or none).
+    """
     limit = float(synergy.max_reject_share)
-    if n_total and len(rejects) / n_total > limit:
-        first = ", ".join(f"{r['path']} ({r['reason']})" for r in rejects[:5])
-        raise DatasetError(f"{len(rejects)} of {n_total} images ({len(rejects) / n_total:.1%}) could not be read, "
-                           f"above the limit of {limit:.1%}; first: {first}")
+    if not 0.0 <= limit <= 1.0:
+        raise DatasetError(f"max_reject_share must lie between 0 and 1, got {limit}")
+    if n_total == 0:
+        raise DatasetError("the splits to extract hold no examples: check the dataset's `extract` splits and sizes")
+    if len(rejects) / n_total > limit:
+        first = "; ".join(f"{r['path']} ({r['reason']})" for r in rejects[:5])
+        raise DatasetError(
+            f"{len(rejects)} of {n_total} images ({len(rejects) / n_total:.1%}) could not be read, above the limit "
+            f"of {limit:.1%} (max_reject_share); nothing was written. First {min(len(rejects), 5)}: {first}. "
+            "Fix or remove those files, or raise max_reject_share in the `synergy` resource config.")
 
 
 @dg.asset(

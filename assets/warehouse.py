@@ -9,7 +9,7 @@ from pipelines.resources import SynergyResource
 from storage.warehouse import build_warehouse, connect_readonly, query_sql
 
 
-@dg.asset(deps=[embeddings], group_name="warehouse", kinds={"duckdb"})
+@dg.asset(deps=[embeddings, "analysis", "ensembles"], group_name="warehouse", kinds={"duckdb"})
 def warehouse(context: dg.AssetExecutionContext, synergy: SynergyResource) -> dg.MaterializeResult:
     """`<store>/warehouse.duckdb`: documented views (docs/sql.md), rebuilt beside the old file and swapped in."""
     registry, store = synergy.registry(), synergy.store()

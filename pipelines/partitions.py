@@ -5,6 +5,8 @@ Multi-partition dimensions are ordered alphabetically by Dagster: `backbone|data
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
 
 from pipelines.settings import current_registry
@@ -17,8 +19,10 @@ backbone_dataset_partitions = dg.MultiPartitionsDefinition(
     {"backbone": backbone_partitions, "dataset": dataset_partitions}
 )
 
-by_backbone = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="backbone")
-by_dataset = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="dataset")
+with warnings.catch_warnings():  # the mapping is marked beta in 1.13; it is the documented way to do this
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    by_backbone = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="backbone")
+    by_dataset = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="dataset")
 
 
 def backbone_dataset_key(context: dg.AssetExecutionContext) -> tuple[str, str]:

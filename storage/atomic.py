@@ -106,6 +106,12 @@ class ParquetStreamWriter:
         self._writer.write_table(batch.select(self.schema.names).cast(self.schema))
         self.rows += batch.num_rows
 
+    def abort(self) -> None:
+        try:
+            self._writer.close()
+        except Exception:
+            pass
+
     def close(self) -> None:
         self.metadata.setdefault("rows", self.rows)
         self._writer.add_key_value_metadata({"synergy": json.dumps(self.metadata, sort_keys=True, default=str)})
@@ -119,7 +125,11 @@ def atomic_parquet(final: UPath | str, schema: pa.Schema, metadata: dict | None 
     if final.protocol in ("", "file", "local"):
         with atomic_path(final) as tmp:
             writer = ParquetStreamWriter(tmp, schema, metadata)
-            yield writer
+            try:
+                yield writer
+            except BaseException:
+                writer.abort()  # release the file; atomic_path deletes it and `final` is untouched
+                raise
             writer.close()
     else:  # object stores: stage locally, then one atomic PUT
         import tempfile

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
+import socket
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from storage.atomic import read_metadata
+from storage.atomic import _fsync_dir, _pid_alive, read_metadata
 from storage.layout import FeatureStore
 from synergy.errors import StoreError
 from synergy.registry import Registry
@@ -107,13 +109,18 @@ def connect_memory(store: FeatureStore, registry: Registry) -> duckdb.DuckDBPyCo
 
 
 def build_warehouse(store: FeatureStore, registry: Registry) -> dict[str, list[str]]:
-    """Build `<root>/warehouse.duckdb` beside the old one and swap it in atomically."""
+    """Build `<root>/warehouse.duckdb` beside the old one and swap it in atomically.
+
+    Readers never see a half-built file: a connection opened before the swap keeps reading the old
+    file (its inode stays alive while open), one opened after gets the new file, complete and
+    checkpointed. The builder never opens the final path, so it takes no lock a reader could hit.
+    """
     if not store.is_local:
         raise StoreError("the DuckDB warehouse file lives on a local store; set SYNERGY_STORE to a local path")
     final = Path(store.warehouse.path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.{os.getpid()}.building")
-    tmp.unlink(missing_ok=True)
+    _clean_stale_builds(final)
+    tmp = final.with_name(f".{final.name}.{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(4)}{_BUILDING}")
     try:
         con = duckdb.connect(str(tmp))
         try:
@@ -122,14 +129,59 @@ def build_warehouse(store: FeatureStore, registry: Registry) -> dict[str, list[s
         finally:
             con.close()
         os.replace(tmp, final)
+        _fsync_dir(final.parent)
     finally:
         tmp.unlink(missing_ok=True)
         Path(str(tmp) + ".wal").unlink(missing_ok=True)
     return result
 
 
-def connect_readonly(path: str | Path) -> duckdb.DuckDBPyConnection:
+_BUILDING = ".building"
+
+
+def _clean_stale_builds(final: Path) -> None:
+    """Delete half-built warehouse files (and their WALs) left by dead builders on this host."""
+    host = socket.gethostname()
+    for leftover in final.parent.glob(f".{final.name}.*{_BUILDING}*"):
+        middle = leftover.name[len(final.name) + 2:].split(_BUILDING)[0]
+        parts = middle.rsplit(".", 2)
+        if len(parts) == 3 and parts[0] == host and parts[1].isdigit() and not _pid_alive(int(parts[1])):
+            leftover.unlink(missing_ok=True)
+
+
+# What `synergy sql` and every other reader may do: read the views, and files under the store root only.
+def confine(con: duckdb.DuckDBPyConnection, roots: list[str | Path]) -> None:
+    """Limit file access of `con` to `roots`, then lock the configuration so a query cannot undo it."""
+    dirs = sorted({os.path.join(os.path.abspath(str(r)), "") for r in roots}
+                  | {os.path.join(os.path.realpath(str(r)), "") for r in roots})
+    con.execute(f"SET allowed_directories = [{', '.join(sql_literal(d) for d in dirs)}]")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+
+
+def connect_readonly(path: str | Path, allowed_dirs: list[str | Path] | None = None) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse read-only, with file access confined to the store root (the warehouse's folder).
+
+    Nothing can be written (the file is attached READ_ONLY, so DDL and DML are refused), extensions
+    cannot be installed, and table functions such as read_csv/read_text see only files under the
+    store root, which is where every view reads its Parquet files.
+
+    Each call gets its own in-memory DuckDB instance with the file attached. `duckdb.connect(path)`
+    would share one instance per path within a process: a connection left open would then pin the
+    old file after a rebuild swapped in a new one, and its settings would leak into other callers.
+    """
     path = Path(path)
     if not path.is_file():
         raise StoreError(f"no warehouse at {path}: run `make demo` or materialize the `warehouse` asset first")
-    return duckdb.connect(str(path), read_only=True)
+    con = duckdb.connect()
+    try:
+        con.execute(f"ATTACH {sql_literal(str(path.resolve()))} AS warehouse (READ_ONLY)")
+        con.execute("USE warehouse")
+        confine(con, allowed_dirs if allowed_dirs is not None else [path.parent])
+    except duckdb.Error as exc:
+        con.close()
+        raise StoreError(f"cannot open the warehouse {path} read-only: {str(exc).strip().splitlines()[0]}") from None
+    except BaseException:
+        con.close()
+        raise
+    return con

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
+import pickle
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -103,11 +104,7 @@ def resolve_weights(spec: BackboneSpec, checkpoint: str | Path | None = None) ->
                                 f"{path} does not exist yet: materialize `backbone_weights` for it first")
         return str(path)
     if spec.model.startswith("hf-hub:"):
-        try:
-            return open_clip.pretrained.download_pretrained_from_hf(spec.model[len("hf-hub:"):])
-        except Exception as exc:
-            raise BackboneError(missing_weights_message(spec, "download from the Hugging Face Hub failed",
-                                                        type(exc).__name__)) from None
+        return _hf_weights(spec, spec.model[len("hf-hub:"):], open_clip.pretrained.HF_WEIGHTS_NAME)
     pretrained = spec.pretrained or ""
     if looks_like_path(pretrained):
         path = Path(pretrained).expanduser()
@@ -117,16 +114,105 @@ def resolve_weights(spec: BackboneSpec, checkpoint: str | Path | None = None) ->
     cfg = open_clip.get_pretrained_cfg(spec.model, pretrained)
     if not cfg:
         tags = open_clip.list_pretrained_tags_by_model(spec.model)
+        if not tags:
+            raise BackboneError(f"backbone {spec.key!r}: open_clip has no pretrained weights for {spec.model} "
+                                f"(asked for tag {pretrained!r}); give `pretrained:` a local checkpoint path instead")
         raise BackboneError(f"backbone {spec.key!r}: open_clip has no pretrained tag {pretrained!r} for "
-                            f"{spec.model}; valid tags: {', '.join(tags) if tags else 'none (use a checkpoint path)'}")
-    try:
-        path = open_clip.download_pretrained(cfg)
-    except Exception as exc:
-        raise BackboneError(missing_weights_message(spec, "they are neither cached nor downloadable",
-                                                    type(exc).__name__)) from None
+                            f"{spec.model}; closest valid tags: {_suggest(pretrained, tags)} "
+                            f"(all: {', '.join(tags)})")
+    if "file" in cfg:
+        return _checked_file(spec, cfg["file"])
+    hub = cfg.get("hf_hub", "")
+    if hub and open_clip.pretrained.has_hf_hub():
+        model_id, filename = os.path.split(hub)
+        return _hf_weights(spec, model_id, filename or open_clip.pretrained.HF_WEIGHTS_NAME)
+    if cfg.get("url"):
+        return _url_weights(spec, cfg["url"])
+    raise BackboneError(missing_weights_message(spec, "open_clip's metadata gives no file or download location"))
+
+
+_TRUE = {"1", "ON", "YES", "TRUE"}
+
+
+def hf_offline() -> bool:
+    """HF_HUB_OFFLINE as it is now (huggingface_hub reads it once, at import)."""
+    return any(os.environ.get(name, "").upper() in _TRUE for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def hf_cache_dir() -> str:
+    """The Hugging Face hub cache, resolved from the environment as it is now, as huggingface_hub does it."""
+    env = os.environ
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if env.get(name):
+            return os.path.expanduser(env[name])
+    home = env.get("HF_HOME") or os.path.join(env.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
+                                              "huggingface")
+    return os.path.join(os.path.expanduser(home), "hub")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+
+
+def _checked_file(spec: BackboneSpec, path: str) -> str:
     if not path or not Path(path).is_file():
-        raise BackboneError(missing_weights_message(spec, "open_clip returned no file"))
+        raise BackboneError(missing_weights_message(spec, f"file {path or '(none)'} does not exist"))
     return str(path)
+
+
+def _hf_weights(spec: BackboneSpec, model_id: str, filename: str) -> str:
+    """A Hugging Face file from the cache; downloaded only when the cache lacks it and offline mode is off."""
+    from huggingface_hub import try_to_load_from_cache
+    from open_clip import pretrained as ocp
+
+    cache = hf_cache_dir()
+    safe = getattr(ocp, "_get_safe_alternatives", lambda name: [])
+    for name in [*safe(filename), filename]:  # open_clip prefers a .safetensors twin when there is one
+        try:  # a pure file-system lookup: no request, whatever huggingface_hub's own offline flag says
+            found = try_to_load_from_cache(model_id, name, cache_dir=cache)
+        except Exception:
+            continue
+        if isinstance(found, str) and os.path.isfile(found):
+            return found
+    what = f"file {filename!r} of Hugging Face repo {model_id!r} is not in the cache {cache}"
+    if hf_offline():
+        raise BackboneError(missing_weights_message(spec, what + ", and HF_HUB_OFFLINE=1 forbids downloading it"))
+    try:
+        return _checked_file(spec, ocp.download_pretrained_from_hf(model_id, filename=filename, cache_dir=cache))
+    except BackboneError:
+        raise
+    except Exception as exc:
+        raise BackboneError(missing_weights_message(spec, what + ", and downloading it failed", _first_line(exc))) from None
+
+
+def _url_weights(spec: BackboneSpec, url: str) -> str:
+    """open_clip's URL download (it keeps files in ~/.cache/clip and checks their sha256)."""
+    from open_clip import pretrained as ocp
+
+    cache = os.path.expanduser("~/.cache/clip")
+    target = os.path.join(cache, os.path.basename(url))
+    what = f"file {os.path.basename(url)!r} (from {url}) is not in the cache {cache}"
+    if not os.path.isfile(target) and hf_offline():
+        raise BackboneError(missing_weights_message(spec, what + ", and HF_HUB_OFFLINE=1 forbids downloading it"))
+    try:
+        return _checked_file(spec, ocp.download_pretrained_from_url(url, cache_dir=cache))
+    except BackboneError:
+        raise
+    except Exception as exc:
+        raise BackboneError(missing_weights_message(spec, what + ", and downloading it failed", _first_line(exc))) from None
+
+
+def refused_pickle_message(spec: BackboneSpec, path: str | None, exc: BaseException) -> str:
+    """What a user sees when a checkpoint is a pickle that would run code when loaded."""
+    import re
+
+    found = re.search(r"GLOBAL ([\w.]+)", str(exc), re.IGNORECASE)
+    culprit = f" (it references {found.group(1)})" if found else ""
+    return (f"backbone {spec.key!r}: refused to load checkpoint {path}: it is a pickle that would import or call "
+            f"Python objects other than tensors{culprit}, which can run arbitrary code. Only weights are loaded "
+            "(torch.load weights_only=True). Use a .safetensors file, or re-save the state_dict of a model you trust "
+            "with torch.save(model.state_dict(), path).")
 
 
 def pick_device(device: str = "auto") -> str:
@@ -154,10 +240,16 @@ def load_backbone(spec: BackboneSpec, checkpoint: str | Path | None = None, devi
         tag_like = not (spec.is_trained_here or looks_like_path(spec.pretrained or "") or spec.model.startswith("hf-hub:"))
         pretrained = spec.pretrained if tag_like else (None if spec.model.startswith("hf-hub:") else path)
     try:
-        model, _, preprocess = open_clip.create_model_and_transforms(spec.model, pretrained=pretrained, device=device)
-    except RuntimeError as exc:
+        # weights_only=True: torch refuses pickles that would import or call anything but tensors
+        model, _, preprocess = open_clip.create_model_and_transforms(spec.model, pretrained=pretrained, device=device,
+                                                                     weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise BackboneError(refused_pickle_message(spec, path, exc)) from None
+    except (KeyboardInterrupt, SystemExit, MemoryError):
+        raise
+    except Exception as exc:  # corrupt files, wrong architecture, missing keys: one line, not a traceback
         raise BackboneError(f"backbone {spec.key!r}: open_clip could not build {spec.model} with weights "
-                            f"{pretrained}: {str(exc).splitlines()[0][:300]}") from None
+                            f"{pretrained}: {_first_line(exc)}") from None
     model.eval()
     tokenizer = open_clip.get_tokenizer(spec.model)
     visual = model.visual

@@ -54,18 +54,55 @@ def cmd_summary(args) -> int:
     return 0
 
 
+# `synergy sql` runs queries, never changes: only these statement types get to the database.
+READ_ONLY_STATEMENTS = ("SELECT", "EXPLAIN")
+
+
+def check_read_only_sql(query: str) -> None:
+    """Refuse anything but queries (DDL, DML, COPY, ATTACH, SET, LOAD, ...) before it reaches DuckDB."""
+    import re
+
+    import duckdb
+
+    try:
+        statements = duckdb.extract_statements(query)
+    except duckdb.Error as exc:
+        raise SynergyError(f"query failed: {str(exc).strip()}") from None
+    if not statements:
+        raise SynergyError("empty query")
+    for statement in statements:
+        kind = statement.type.name
+        if kind == "EXPLAIN":  # EXPLAIN ANALYZE runs its statement: check what it explains
+            inner = re.sub(r"^\s*EXPLAIN\s+(\([^)]*\)\s*)?(ANALY[SZ]E\s+)?", "", statement.query, flags=re.IGNORECASE)
+            try:
+                kinds = [s.type.name for s in duckdb.extract_statements(inner)]
+            except duckdb.Error:
+                kinds = ["UNKNOWN"]
+            kind = next((k for k in kinds if k not in READ_ONLY_STATEMENTS), kind)
+        if kind not in READ_ONLY_STATEMENTS:
+            raise SynergyError(
+                f"synergy sql is read-only: {kind} statements are refused. Only queries run here (SELECT, FROM, "
+                "WITH, SHOW, DESCRIBE, SUMMARIZE, EXPLAIN); the pipeline rebuilds the warehouse, and files can be "
+                "read only under the store root.")
+
+
 def cmd_sql(args) -> int:
     store, _ = _store_and_registry(args)
     from storage.warehouse import connect_readonly
     from synergy.summary import print_rows
 
+    check_read_only_sql(args.query)
     con = connect_readonly(store.warehouse.path)
     try:
         cur = con.execute(args.query)
         columns = [d[0] for d in cur.description] if cur.description else []
         print_rows(columns, cur.fetchmany(args.limit))
     except Exception as exc:  # duckdb errors: the message is the useful part
-        raise SynergyError(f"query failed: {str(exc).strip()}") from None
+        message = str(exc).strip()
+        if "disabled by configuration" in message or "read-only mode" in message:
+            message += (f"\n(synergy sql opens the warehouse read-only and reads files only under the store root "
+                        f"{store.local_root()})")
+        raise SynergyError(f"query failed: {message}") from None
     finally:
         con.close()
     return 0
@@ -85,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("query")
     sql.add_argument("--limit", type=int, default=200, help="rows to print (default 200)")
     sql.set_defaults(func=cmd_sql)
+    from synergy.cli_backbones import add_backbones_parser  # `backbones list|add|remove`
+
+    add_backbones_parser(sub)
     return parser
 
 

@@ -105,9 +105,7 @@ class FashionMnistSource(Source):
         out = []
         for split in ("train", "test"):
             labels = arrays[f"{split}_labels"].astype(np.int64)
-            if labels.max() >= self.n_classes:
-                raise DatasetError(f"fashion-mnist has {labels.max() + 1} labels but the registry lists "
-                                   f"{self.n_classes} class names")
+            check_labels(f"fashion-mnist ({split})", labels, self.n_classes)
             idx = np.arange(len(labels))
             out.append(Pool(np.array([f"{split}-{i:05d}" for i in idx]), labels,
                             np.array([f"{split}:{i}" for i in idx])))
@@ -128,7 +126,7 @@ class ImageFolderSource(Source):
             raise DatasetError(f"image-folder {self.root} does not exist or is not a folder")
 
     def _scan(self, folder: Path) -> Pool:
-        found = sorted(p.name for p in folder.iterdir() if p.is_dir())
+        found = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
         if sorted(self.classes) != found:
             missing = sorted(set(self.classes) - set(found))
             extra = sorted(set(found) - set(self.classes))
@@ -136,9 +134,10 @@ class ImageFolderSource(Source):
                                f"(missing folders: {missing or 'none'}; folders not in the registry: {extra or 'none'})")
         ids, labels = [], []
         for label, name in enumerate(self.classes):
-            files = sorted(p for p in (folder / name).rglob("*") if p.is_file())
+            files = sorted(p for p in (folder / name).rglob("*") if p.is_file() and is_image_name(p))
             if not files:
-                raise DatasetError(f"image-folder {folder}: class folder {name!r} is empty")
+                raise DatasetError(f"image-folder {folder}: class folder {name!r} has no image files "
+                                   f"({', '.join(sorted(IMAGE_SUFFIXES))}); every class needs at least one")
             for p in files:
                 ids.append(str(p.relative_to(self.root)))
                 labels.append(label)
@@ -186,7 +185,14 @@ class TorchvisionSource(Source):
         out = []
         for split in ("train", "test") if self.has_splits else ("train",):  # e.g. EuroSAT ships one set
             data = self._split(split)
-            labels = np.asarray(getattr(data, "targets", None) or [y for _, y in data], dtype=np.int64)
+            targets = getattr(data, "targets", None)
+            labels = np.asarray(targets if targets is not None else [y for _, y in data], dtype=np.int64)
+            names = getattr(data, "classes", None)
+            if names is not None and len(names) != self.n_classes:
+                raise DatasetError(f"torchvision dataset {self.name} has {len(names)} classes "
+                                   f"({', '.join(map(str, names[:5]))}, …) but the registry lists "
+                                   f"{self.n_classes} class names")
+            check_labels(f"torchvision dataset {self.name} ({split})", labels, self.n_classes)
             idx = np.arange(len(labels))
             out.append(Pool(np.array([f"{split}-{i:06d}" for i in idx]), labels,
                             np.array([f"{split}:{i}" for i in idx])))
@@ -195,6 +201,23 @@ class TorchvisionSource(Source):
     def load(self, ref: str) -> Image.Image:
         split, index = ref.split(":")
         return to_rgb(self._split(split)[int(index)][0])
+
+
+def check_labels(what: str, labels: np.ndarray, n_classes: int) -> None:
+    """Labels must be 0..n_classes-1 and every class must occur: otherwise the class names do not match."""
+    if len(labels) == 0:
+        raise DatasetError(f"{what} has no examples")
+    if labels.min() < 0 or labels.max() >= n_classes:
+        raise DatasetError(f"{what} has labels {int(labels.min())}..{int(labels.max())} but the registry lists "
+                           f"{n_classes} class names (labels must be 0..{n_classes - 1})")
+    absent = sorted(set(range(n_classes)) - set(np.unique(labels).tolist()))
+    if absent:
+        raise DatasetError(f"{what} has {len(np.unique(labels))} distinct labels but the registry lists {n_classes} "
+                           f"class names; labels {absent[:10]} never occur: the class list does not match the data")
+
+
+def is_image_name(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
 
 
 def open_source(spec: DatasetSpec) -> Source:
@@ -213,28 +236,46 @@ def open_source(spec: DatasetSpec) -> Source:
 
 
 def open_image(path: Path) -> Image.Image:
-    """Open any image PIL can read as RGB; raise DatasetError with a short reason otherwise."""
+    """Open any image PIL can read as RGB; raise DatasetError with a short reason otherwise.
+
+    The size check reads only the header, so a file that claims a huge canvas is refused before
+    any pixel memory is allocated; truncated files fail in `load()` (PIL does not pad them).
+    """
     try:
         if path.stat().st_size == 0:
             raise DatasetError("empty file")
         with Image.open(path) as img:
+            if img.width < 1 or img.height < 1:
+                raise DatasetError(f"image has no pixels ({img.width}x{img.height})")
             if img.width * img.height > MAX_IMAGE_PIXELS:
-                raise DatasetError(f"image too large ({img.width}x{img.height})")
+                raise DatasetError(f"image too large ({img.width}x{img.height} pixels, limit {MAX_IMAGE_PIXELS})")
             img.load()
             return to_rgb(img)
     except DatasetError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise DatasetError(f"{type(exc).__name__}: {exc}") from None
+    except UnidentifiedImageError:
+        raise DatasetError("not an image PIL can read") from None
+    except Image.DecompressionBombError as exc:
+        raise DatasetError(f"image too large: {exc}") from None
+    except MemoryError:
+        raise DatasetError("image too large to decode (out of memory)") from None
+    except Exception as exc:  # a corrupt file can make any decoder raise anything: it is a reject, not a crash
+        raise DatasetError(f"cannot decode: {type(exc).__name__}: {exc}") from None
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
-    """Grayscale, palette, RGBA and 16-bit images become 8-bit RGB (alpha composited on white)."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(img, dtype=np.float64)
-        peak = arr.max() or 1.0
-        img = Image.fromarray((arr * (255.0 / max(peak, 255.0 if peak <= 255 else peak))).astype(np.uint8), "L")
-    if img.mode in ("RGBA", "LA", "P", "PA"):
+    """Grayscale, palette, RGBA, 16-bit and float images become 8-bit RGB (alpha composited on white)."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N"):  # 16-bit: keep the full range, 65535 -> 255
+        img = Image.fromarray((np.asarray(img, dtype=np.float64) / 257.0).round().astype(np.uint8), "L")
+    elif img.mode in ("I", "F"):  # 32-bit int or float: 8-bit content stays, wider content is scaled by its range
+        arr = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        lo, hi = min(arr.min(), 0.0), arr.max()
+        if img.mode == "F" and hi <= 1.0 and lo >= 0.0:
+            arr = arr * 255.0
+        elif lo < 0.0 or hi > 255.0:
+            arr = (arr - lo) * (255.0 / max(hi - lo, 1e-12))
+        img = Image.fromarray(np.clip(arr, 0, 255).round().astype(np.uint8), "L")
+    if img.mode in ("RGBA", "LA", "P", "PA", "RGBa", "La") or "transparency" in img.info:
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
@@ -361,6 +402,10 @@ class ExampleImages:
             return i, self.preprocess(self.load_pil(i)), None
         except DatasetError as exc:
             return i, None, str(exc)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:  # a decoder or transform choking on one file must not kill a DataLoader worker
+            return i, None, f"cannot load: {type(exc).__name__}: {exc}"
 
 
 def collate_images(batch):

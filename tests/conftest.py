@@ -58,3 +58,16 @@ def load_defs(monkeypatch):
 
     yield load
     _purge_pipeline_modules()
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_defs_state_storage():
+    """Dagster 1.13's `DagsterInstance.__exit__` does not undo what `__enter__` set: after a
+    `with instance_for_test()` block, a context variable still points at the dead instance's state
+    storage, and the next Definitions load in this process fails with "undefined DagsterInstance
+    weakref". Reset it around every test so tests do not depend on their order."""
+    from dagster._core.storage.defs_state import base
+
+    base._current_storage.set(None)
+    yield
+    base._current_storage.set(None)

@@ -3,7 +3,7 @@
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import BASE, SHIFT, rows
+from analysis_support import BASE, SHIFT, rows
 
 import dagster as dg
 from assets.analysis import analysis

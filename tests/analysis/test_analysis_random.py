@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import BASE, SHIFT, rows
+from analysis_support import BASE, SHIFT, rows
 from sklearn.metrics import cohen_kappa_score
 
 N_CLASSES = 5
@@ -22,7 +22,7 @@ def _random_preds(rng, labels, skill):
 
 @pytest.fixture(scope="module")
 def random_store(tmp_path_factory):
-    from conftest import SynthStore
+    from analysis_support import SynthStore
 
     s = SynthStore(tmp_path_factory.mktemp("random"), FAMILIES, tuple(f"c{i}" for i in range(N_CLASSES)),
                    shift={"kinds": ["noise", "blur"], "severities": [1, 2]})

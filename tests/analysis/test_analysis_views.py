@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import BASE, HAND_IDS, HAND_LABELS, HAND_PREDS, SHIFT, rows
+from analysis_support import BASE, HAND_IDS, HAND_LABELS, HAND_PREDS, SHIFT, rows
 
 from storage.atomic import write_table
 from storage.warehouse import create_views
@@ -23,21 +23,21 @@ def test_every_analysis_view_file_is_created_and_similarity_waits_for_its_files(
 
 
 def test_analysis_backbones_bits_follow_sorted_keys(hand_store):
-    got = rows(hand_store.connect(), "SELECT backbone, bit, bit_mask, n_backbones FROM analysis_backbones ORDER BY bit")
+    got = rows(hand_store.con, "SELECT backbone, bit, bit_mask, n_backbones FROM analysis_backbones ORDER BY bit")
     assert [(r["backbone"], r["bit"], r["bit_mask"], r["n_backbones"]) for r in got] == [
         ("bb-a", 0, 1, 3), ("bb-b", 1, 2, 3), ("bb-c", 2, 4, 3)]
 
 
 def test_correct_masks_by_hand(hand_store):
     # right:  e0 a,b -> 0b011=3 | e1 a,c -> 0b101=5 | e2 a,b -> 3 | e3 b,c -> 0b110=6 | e4 a -> 1 | e5 none -> 0
-    got = rows(hand_store.connect(), "SELECT example_id, mask, n_correct, n_votes FROM correct_masks ORDER BY example_id")
+    got = rows(hand_store.con, "SELECT example_id, mask, n_correct, n_votes FROM correct_masks ORDER BY example_id")
     assert [r["mask"] for r in got] == [3, 5, 3, 6, 1, 0]
     assert [r["n_correct"] for r in got] == [2, 2, 2, 2, 1, 0]
     assert {r["n_votes"] for r in got} == {3}
 
 
 def test_accuracy_per_class_by_hand_and_class_without_test_examples(hand_store):
-    got = {(r["backbone"], r["label"]): r for r in rows(hand_store.connect(), "SELECT * FROM accuracy_per_class")}
+    got = {(r["backbone"], r["label"]): r for r in rows(hand_store.con, "SELECT * FROM accuracy_per_class")}
     # class 0 = e0, e3: a right on e0 only -> 1/2; b right on both -> 1; c right on e3 -> 1/2
     assert got[("bb-a", 0)]["accuracy"] == 0.5 and got[("bb-b", 0)]["accuracy"] == 1.0
     # class 1 = e1, e4: a 2/2, b 0/2, c 1/2 ; class 2 = e2, e5: a 1/2, b 1/2, c 0/2
@@ -50,7 +50,7 @@ def test_accuracy_per_class_by_hand_and_class_without_test_examples(hand_store):
 
 
 def test_pairwise_agreement_by_hand(hand_store):
-    got = {(r["backbone_a"], r["backbone_b"]): r for r in rows(hand_store.connect(), "SELECT * FROM pairwise_agreement")}
+    got = {(r["backbone_a"], r["backbone_b"]): r for r in rows(hand_store.con, "SELECT * FROM pairwise_agreement")}
     assert set(got) == {("bb-a", "bb-b"), ("bb-a", "bb-c"), ("bb-b", "bb-c")}  # unordered, a < b
     # a=[0,1,2,1,1,0] b=[0,2,2,0,0,0]: same on e0,e2,e5 -> 3/6. Marginals a (2,3,1,0), b (4,0,2,0):
     # pe = (2*4 + 3*0 + 1*2)/36 = 10/36, kappa = (18/36 - 10/36) / (26/36) = 4/13.
@@ -76,14 +76,14 @@ def test_pairwise_agreement_by_hand(hand_store):
 
 def test_who_solves_what_by_hand(hand_store):
     got = {tuple(r["backbones"]): (r["mask"], r["n_solvers"], r["n_examples"])
-           for r in rows(hand_store.connect(), "SELECT * FROM who_solves_what")}
+           for r in rows(hand_store.con, "SELECT * FROM who_solves_what")}
     assert got == {("bb-a", "bb-b"): (3, 2, 2), ("bb-a", "bb-c"): (5, 2, 1), ("bb-b", "bb-c"): (6, 2, 1),
                    ("bb-a",): (1, 1, 1), (): (0, 0, 1)}
-    assert sum(r["share"] for r in rows(hand_store.connect(), "SELECT share FROM who_solves_what")) == pytest.approx(1)
+    assert sum(r["share"] for r in rows(hand_store.con, "SELECT share FROM who_solves_what")) == pytest.approx(1)
 
 
 def test_oracle_subsets_best_by_k_and_ties_by_hand(hand_store):
-    con = hand_store.connect()
+    con = hand_store.con
     subsets = {tuple(r["backbones"]): r["n_solved"] for r in rows(con, "SELECT * FROM oracle_subsets")}
     # {a} 4, {b} 3, {c} 2, {a,b} e0-e4 = 5, {a,c} e0-e4 = 5, {b,c} e0-e3 = 4, {a,b,c} 5 (e5 is nobody's)
     assert subsets == {("bb-a",): 4, ("bb-b",): 3, ("bb-c",): 2, ("bb-a", "bb-b"): 5, ("bb-a", "bb-c"): 5,
@@ -96,7 +96,7 @@ def test_oracle_subsets_best_by_k_and_ties_by_hand(hand_store):
 
 
 def test_oracle_summary_exact_columns_by_hand(hand_store):
-    cur = hand_store.connect().execute("SELECT * FROM oracle_summary")
+    cur = hand_store.con.execute("SELECT * FROM oracle_summary")
     assert [d[0] for d in cur.description] == ["dataset", "n_backbones", "best_single_backbone",
                                                "best_single_accuracy", "oracle_accuracy", "oracle_gain"]
     (row,) = cur.fetchall()
@@ -105,7 +105,7 @@ def test_oracle_summary_exact_columns_by_hand(hand_store):
 
 
 def test_solved_by_one_by_hand(hand_store):
-    got = rows(hand_store.connect(), "SELECT * FROM solved_by_one")
+    got = rows(hand_store.con, "SELECT * FROM solved_by_one")
     # only e4 (label 1) is solved by exactly one backbone, a; b said 0 and c said 2
     assert len(got) == 1
     r = got[0]
@@ -114,7 +114,7 @@ def test_solved_by_one_by_hand(hand_store):
 
 
 def test_diversity_by_hand(hand_store):
-    (r,) = rows(hand_store.connect(), "SELECT * FROM diversity")
+    (r,) = rows(hand_store.con, "SELECT * FROM diversity")
     # disagreement (only_a + only_b)/n: ab 3/6, ac 4/6, bc 3/6 -> mean 10/18
     assert r["diversity"] == pytest.approx(10 / 18)
     assert "only_a_right + only_b_right" in r["definition"]
@@ -178,7 +178,7 @@ def test_only_test_split_counts_and_missing_predictions(make_store):
 
 
 def test_robustness_views_are_empty_without_a_shifted_dataset(hand_store):
-    con = hand_store.connect()
+    con = hand_store.con
     for view in ("shift_predictions", "robustness", "robustness_oracle", "robustness_by_family"):
         assert rows(con, f"SELECT * FROM {view}") == []
 
@@ -194,18 +194,21 @@ SHIFT_LABELS = [0, 1, 0, 1, 0, 1]
 SHIFT_PREDS = {"bb-a": [0, 1, 0, 2, 2, 2], "bb-b": [0, 2, 0, 1, 0, 0], "bb-c": [1, 1, 1, 1, 2, 1]}
 
 
-@pytest.fixture
-def shift_store(make_store):
-    s = make_store({"bb-a": "resnet", "bb-b": "resnet", "bb-c": "vit"},
-                   shift={"kinds": ["noise", "blur"], "severities": [1, 2]})
+@pytest.fixture(scope="module")
+def shift_store(tmp_path_factory):
+    from analysis_support import SynthStore
+
+    s = SynthStore(tmp_path_factory.mktemp("shift"), {"bb-a": "resnet", "bb-b": "resnet", "bb-c": "vit"},
+                   ("c0", "c1", "c2"), shift={"kinds": ["noise", "blur"], "severities": [1, 2]})
     for b, preds in SHIFT_PREDS.items():
         s.predictions(b, SHIFT, SHIFT_IDS, SHIFT_LABELS, preds)
+    s.con = s.connect()
     return s
 
 
 def test_robustness_by_hand(shift_store):
     got = {(r["backbone"], r["perturbation"], r["severity"]): r
-           for r in rows(shift_store.connect(), "SELECT * FROM robustness")}
+           for r in rows(shift_store.con, "SELECT * FROM robustness")}
     expect = {  # (accuracy, clean accuracy of the same bases, drop)
         ("bb-a", "none", 0): (1.0, 1.0, 0.0), ("bb-a", "noise", 1): (0.5, 1.0, 0.5), ("bb-a", "noise", 2): (0.0, 1.0, 1.0),
         ("bb-b", "none", 0): (0.5, 0.5, 0.0), ("bb-b", "noise", 1): (1.0, 0.5, -0.5), ("bb-b", "noise", 2): (0.5, 0.5, 0.0),
@@ -218,7 +221,7 @@ def test_robustness_by_hand(shift_store):
 
 
 def test_robustness_oracle_by_hand(shift_store):
-    got = {(r["perturbation"], r["severity"]): r for r in rows(shift_store.connect(), "SELECT * FROM robustness_oracle")}
+    got = {(r["perturbation"], r["severity"]): r for r in rows(shift_store.con, "SELECT * FROM robustness_oracle")}
     # none:    t0 (0,0,1) 1 agreeing pair of 3, t1 (1,2,1) 1 of 3 -> 2/6; oracle 2/2; best single a 1.0
     # noise-1: t0@ (0,0,1) 1 pair, t1@ (2,1,1) 1 pair -> 2/6; oracle 1.0; best b 1.0
     # noise-2: t0@ (2,0,2) 1 pair, t1@ (2,0,1) 0 -> 1/6; oracle 1.0 (b on t0@, c on t1@); best 0.5; gain 0.5
@@ -233,7 +236,7 @@ def test_robustness_oracle_by_hand(shift_store):
 
 def test_robustness_by_family_by_hand(shift_store):
     got = {(r["family"], r["perturbation"], r["severity"]): r
-           for r in rows(shift_store.connect(), "SELECT * FROM robustness_by_family")}
+           for r in rows(shift_store.con, "SELECT * FROM robustness_by_family")}
     # noise-1: resnet drops (0.5, -0.5) -> mean 0; vit 0 -> a tie, both rank 1
     assert got[("resnet", "noise", 1)]["mean_drop"] == 0 and got[("vit", "noise", 1)]["mean_drop"] == 0
     assert got[("resnet", "noise", 1)]["robustness_rank"] == got[("vit", "noise", 1)]["robustness_rank"] == 1
@@ -246,7 +249,7 @@ def test_robustness_by_family_by_hand(shift_store):
     assert not any(k[1] == "none" for k in got)
 
 
-def test_representation_similarity_view_reads_the_stored_table(hand_store):
+def test_representation_similarity_view_reads_the_stored_table(make_store):
     import pyarrow as pa
 
     from assets.analysis import SIMILARITY_SCHEMA
@@ -255,8 +258,10 @@ def test_representation_similarity_view_reads_the_stored_table(hand_store):
         {"backbone_a": "bb-a", "backbone_b": "bb-b", "cka": 0.8, "knn_overlap": 0.5, "n_sample": 6, "knn_k": 2, "seed": 0},
         {"backbone_a": "bb-a", "backbone_b": "gone", "cka": 0.1, "knn_overlap": 0.1, "n_sample": 6, "knn_k": 2, "seed": 0},
     ], schema=SIMILARITY_SCHEMA)
-    write_table(hand_store.store.dataset_dir("analysis_similarity", BASE) / "data.parquet", table)
-    got = rows(hand_store.connect(), "SELECT * FROM representation_similarity")
+    s = make_store({"bb-a": "resnet", "bb-b": "vit"})
+    s.predictions("bb-a", BASE, ["x0"], [0], [0])
+    write_table(s.store.dataset_dir("analysis_similarity", BASE) / "data.parquet", table)
+    got = rows(s.connect(), "SELECT * FROM representation_similarity")
     # `gone` is not in the registry any more: filtered out like every other view does
     assert [(r["dataset"], r["backbone_a"], r["backbone_b"], r["cka"]) for r in got] == [(BASE, "bb-a", "bb-b", 0.8)]
 

@@ -71,7 +71,7 @@ def test_bad_registry_gives_one_error_naming_file_and_entry(text, where, what):
     message = _error(text)
     assert message.startswith("zoo.yaml"), message
     assert where in message and what in message, message
-    assert "\n" not in message.split(": ", 1)[1].splitlines()[0] or True  # one message, not a traceback
+    assert "Traceback" not in message
 
 
 def test_yaml_merge_keys_and_aliases_still_load():
@@ -103,7 +103,9 @@ def test_unreadable_files(tmp_path):
 
 # ---------------------------------------------------------------- fuzzing
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+# derandomized: the same examples every run, so CI is reproducible; raise max_examples locally to dig deeper
+FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
+                database=None)
 
 
 def _loads_or_registry_error(text: str) -> None:

@@ -13,21 +13,23 @@ FROM (SELECT dataset, backbone,
       FROM present) p
 JOIN backbones b USING (backbone);
 
--- example_votes: one row per test example, with every backbone's prediction. `bits` and `preds` are
--- aligned lists ordered by bit; a backbone with no row for the example (a rejected image) is absent
--- from both, so look predictions up with preds[list_position(bits, bit)].
-CREATE OR REPLACE VIEW example_votes AS
+-- correct_masks: one row per test example. mask = the backbones that get it right (bit i set <=> the
+-- backbone with bit index i is right); present = the backbones that have a prediction for it (all of
+-- them unless an image was rejected); n_votes = bit_count(present).
+CREATE OR REPLACE VIEW correct_masks AS
 SELECT p.dataset, p.example_id, any_value(p.label) AS label,
-       count(*)::INTEGER AS n_votes,
        bit_or(CASE WHEN p.correct THEN ab.bit_mask ELSE 0::UBIGINT END) AS mask,
-       list(ab.bit ORDER BY ab.bit) AS bits,
-       list(p.pred ORDER BY ab.bit) AS preds
+       bit_count(bit_or(CASE WHEN p.correct THEN ab.bit_mask ELSE 0::UBIGINT END))::INTEGER AS n_correct,
+       bit_or(ab.bit_mask) AS present, count(*)::INTEGER AS n_votes
 FROM predictions p JOIN analysis_backbones ab USING (dataset, backbone)
 WHERE p.split = 'test'
 GROUP BY p.dataset, p.example_id;
 
--- correct_masks: per test example, the bitmask of the backbones that get it right
--- (bit i set <=> the backbone with bit index i in analysis_backbones is right).
-CREATE OR REPLACE VIEW correct_masks AS
-SELECT dataset, example_id, label, mask, bit_count(mask)::INTEGER AS n_correct, n_votes
-FROM example_votes;
+-- class_votes: one row per (test example, predicted class): which backbones predicted that class
+-- (pred_mask) and whether it is the label. The pairwise views are sums over this table grouped by
+-- masks, so they never expand examples x pairs.
+CREATE OR REPLACE VIEW class_votes AS
+SELECT p.dataset, p.example_id, p.pred AS class, bool_or(p.correct) AS is_label, bit_or(ab.bit_mask) AS pred_mask
+FROM predictions p JOIN analysis_backbones ab USING (dataset, backbone)
+WHERE p.split = 'test'
+GROUP BY p.dataset, p.example_id, p.pred;

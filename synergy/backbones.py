@@ -7,8 +7,10 @@ records what identifies the weights (path and sha256). Missing or unknown weight
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
+import logging
 import os
 import pickle
 from dataclasses import dataclass
@@ -223,6 +225,22 @@ def pick_device(device: str = "auto") -> str:
     return device
 
 
+@contextlib.contextmanager
+def _quiet_random_init(wanted: bool):
+    """Random weights are asked for here (a tower about to be trained): open_clip's root-logger warning
+    "No pretrained weights loaded ... initialized randomly" would only alarm the user."""
+    if not wanted:
+        yield
+        return
+    root = logging.getLogger()
+    drop = lambda record: "No pretrained weights loaded" not in record.getMessage()  # noqa: E731
+    root.addFilter(drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
+
+
 def load_backbone(spec: BackboneSpec, checkpoint: str | Path | None = None, device: str = "auto",
                   weights: str | None = None) -> LoadedBackbone:
     """Build the model with its weights. `weights="random"` skips them (tests, speed benchmarks)."""
@@ -241,8 +259,9 @@ def load_backbone(spec: BackboneSpec, checkpoint: str | Path | None = None, devi
         pretrained = spec.pretrained if tag_like else (None if spec.model.startswith("hf-hub:") else path)
     try:
         # weights_only=True: torch refuses pickles that would import or call anything but tensors
-        model, _, preprocess = open_clip.create_model_and_transforms(spec.model, pretrained=pretrained, device=device,
-                                                                     weights_only=True)
+        with _quiet_random_init(weights == "random"):
+            model, _, preprocess = open_clip.create_model_and_transforms(spec.model, pretrained=pretrained,
+                                                                         device=device, weights_only=True)
     except pickle.UnpicklingError as exc:
         raise BackboneError(refused_pickle_message(spec, path, exc)) from None
     except (KeyboardInterrupt, SystemExit, MemoryError):

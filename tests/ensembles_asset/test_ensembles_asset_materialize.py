@@ -194,8 +194,12 @@ def test_views_and_summary_query(run):
         cols = [d[0] for d in summary.description]
         rows = summary.fetchall()
         assert cols[:4] == ["dataset", "method", "k=1", "k=max"]
-        assert [r[1] for r in rows] == ["best_single", "mean_logits", "super_learner", "nlc", "logreg_probe", "oracle"]
+        # every default method once, in the documented order, oracle last
+        assert [r[1] for r in rows] == [m for m in METHOD_ORDER if m in {x["method"] for x in run["results"]}] + ["oracle"]
         assert all("±" in r[2] and "±" in r[3] and r[4] == 2 for r in rows)
+        best = next(r for r in rows if r[1] == "best_single")
+        oracle = next(r for r in rows if r[1] == "oracle")
+        assert best[cols.index("gain_k_max")] == 0 and oracle[cols.index("gap_closed_k_max")] == 1
     finally:
         con.close()
 

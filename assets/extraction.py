@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 
 from assets.datasets import dataset_examples
 from assets.zoo import backbone_weights
+from pipelines.instance import EXTRACTION_POOL
 from pipelines.partitions import backbone_dataset_key, backbone_dataset_partitions, by_backbone, by_dataset
 from pipelines.resources import SynergyResource
 from storage.atomic import atomic_parquet, write_table
@@ -118,7 +119,7 @@ def check_rejects(rejects: list[dict], n_total: int, synergy: SynergyResource) -
     deps=[dg.AssetDep(backbone_weights, partition_mapping=by_backbone),
           dg.AssetDep(dataset_examples, partition_mapping=by_dataset)],
     group_name="features", kinds={"parquet", "pytorch"}, code_version=EXTRACTION_CODE_VERSION,
-    pool="extraction",
+    pool=EXTRACTION_POOL,
 )
 def embeddings(context: dg.AssetExecutionContext, synergy: SynergyResource) -> dg.MaterializeResult:
     """L2-normalised image embeddings, zero-shot logits (scale 100) and predictions of one backbone on one dataset."""

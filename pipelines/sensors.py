@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from pipelines.instance import ensure_pool_limits
 from pipelines.jobs import DATASET_REPORT_JOBS, JOBS, examples_job, warehouse_job, weights_job
 from pipelines.partitions import BACKBONE_PARTITIONS_NAME
 from pipelines.resources import SynergyResource
@@ -153,6 +154,7 @@ def _sensor_jobs() -> list:
                 "changed or removed backbones (see pipelines/sensors.py).",
 )
 def registry_sensor(context: dg.SensorEvaluationContext, synergy: SynergyResource):
+    ensure_pool_limits(context.instance)  # before this sensor's first runs reach the queue
     try:
         registry = synergy.registry()
     except SynergyError as exc:

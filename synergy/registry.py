@@ -338,6 +338,7 @@ def parse_registry(text: str, path: Path | str = "<registry>") -> Registry:
         if not isinstance(value, list):
             top.fail(f"templates.{name} must be a list of strings")
     settings = top.get("settings", dict, {})
+    _check_ensemble_settings(path, settings.get("ensembles"))
     backbones = [_parse_backbone(path, i, b) for i, b in enumerate(top.get("backbones", list, []))]
     datasets: list[DatasetSpec] = []
     for i, d in enumerate(top.get("datasets", list, [])):
@@ -355,6 +356,24 @@ def parse_registry(text: str, path: Path | str = "<registry>") -> Registry:
         if b.train and b.train.dataset not in dataset_keys:
             raise RegistryError(f"{path}: backbone {b.key!r} trains on unknown dataset {b.train.dataset!r}")
     return Registry(path=path, backbones=tuple(backbones), datasets=tuple(datasets), settings=dict(settings))
+
+
+def _check_ensemble_settings(path: Path, block: Any) -> None:
+    """`settings: {ensembles: {ks: [...], seeds: N}}`: the k-shot grid a registry asks for by default.
+
+    The ensembles asset falls back to the paper's grid (ks 1, 2, 4, 8, 16; 5 seeds) without it; the
+    demo registry sets a smaller grid so that `make demo` stays within its time budget.
+    """
+    if block is None:
+        return
+    f = _Fields(path, "settings.ensembles", block)
+    f.check_unknown({"ks", "seeds"})
+    ks = f.get("ks", list, None)
+    if ks is not None and (not ks or not all(type(k) is int and k >= 1 for k in ks)):
+        f.fail(f"ks must be a non-empty list of positive integers, got {ks!r}")
+    seeds = f.get("seeds", int, None)
+    if seeds is not None and (type(seeds) is not int or seeds < 1):
+        f.fail(f"seeds must be a positive integer, got {seeds!r}")
 
 
 def load_registry(path: Path | str) -> Registry:

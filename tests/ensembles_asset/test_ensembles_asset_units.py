@@ -101,3 +101,27 @@ def test_check_config_names_the_short_class():
     check_config(EnsemblesConfig(ks=[1], ablation_ks=[500], nlc_variants=False), pool)
     with pytest.raises(EnsembleError, match="unknown mode"):
         check_config(EnsemblesConfig(modes=["zero-shot"]), pool)
+
+
+def test_unset_grid_comes_from_the_registry_then_the_paper():
+    from assets.ensembles import PAPER_KS, PAPER_SEEDS, resolve_config
+
+    assert (PAPER_KS, PAPER_SEEDS) == ([1, 2, 4, 8, 16], 5)
+    paper = resolve_config(EnsemblesConfig(), {})
+    assert (paper.ks, paper.seeds) == ([1, 2, 4, 8, 16], 5)
+    registry = {"ensembles": {"ks": [1, 4, 16], "seeds": 3}}
+    demo = resolve_config(EnsemblesConfig(), registry)
+    assert (demo.ks, demo.seeds) == ([1, 4, 16], 3)
+    run = resolve_config(EnsemblesConfig(ks=[2], seeds=7, moe_steps=5), registry)
+    assert (run.ks, run.seeds, run.moe_steps) == ([2], 7, 5)
+    partial = resolve_config(EnsemblesConfig(seeds=1), {"ensembles": {"ks": [8]}})
+    assert (partial.ks, partial.seeds) == ([8], 1)
+
+
+def test_the_demo_registry_asks_for_the_small_grid():
+    from synergy.registry import load_registry
+
+    from pathlib import Path
+
+    settings = load_registry(Path(__file__).resolve().parents[2] / "registry" / "demo.yaml").settings
+    assert settings["ensembles"] == {"ks": [1, 4, 16], "seeds": 3}

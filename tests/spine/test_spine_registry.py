@@ -51,3 +51,21 @@ def test_open_clip_builtin_lists_resolve():
 """
     spec = parse_registry(text).dataset("inet")
     assert len(spec.templates) == 80 and all("{c}" in t for t in spec.templates)
+
+
+@pytest.mark.parametrize("block, message", [
+    ("{ks: [1, 0]}", "ks must be a non-empty list of positive integers"),
+    ("{ks: []}", "ks must be a non-empty list of positive integers"),
+    ("{ks: [1, two]}", "ks must be a non-empty list of positive integers"),
+    ("{seeds: 0}", "seeds must be a positive integer"),
+    ("{seeds: yes}", "must be an integer, got a boolean"),
+    ("{k: [1]}", "unknown field(s) k"),
+    ("[1, 2]", "must be a mapping"),
+])
+def test_bad_ensemble_settings_name_the_file_and_block(block, message):
+    from synergy.errors import RegistryError
+    from synergy.registry import parse_registry
+
+    with pytest.raises(RegistryError) as err:
+        parse_registry(f"settings:\n  ensembles: {block}\n", "zoo.yaml")
+    assert str(err.value).startswith("zoo.yaml: settings.ensembles") and message in str(err.value), str(err.value)

@@ -166,7 +166,7 @@ class EnsemblesConfig(dg.Config):
     modes: list[str] = list(MODES)
     fraction: float = 0.1
     nlc_variants: bool = True
-    ablation_ks: list[int] = [1, 16]
+    ablation_ks: Optional[list[int]] = None  # None: the smallest and the largest of `ks`
     subsets: bool = True
     subset_seeds: int = 1
     max_subset_backbones: int = 8
@@ -367,11 +367,13 @@ def _seeds(n: int) -> list[int]:
 
 
 def resolve_config(config: EnsemblesConfig, registry_settings: dict) -> EnsemblesConfig:
-    """Fill `ks` / `seeds` left unset: the run config wins, then the registry, then the paper."""
+    """Fill `ks` / `seeds` left unset: the run config wins, then the registry, then the paper.
+    The NLC ablation runs at the smallest and largest k unless `ablation_ks` is given."""
     block = registry_settings.get("ensembles") or {}  # validated by synergy.registry
     ks = config.ks if config.ks is not None else block.get("ks", PAPER_KS)
     seeds = config.seeds if config.seeds is not None else block.get("seeds", PAPER_SEEDS)
-    return config.model_copy(update={"ks": list(ks), "seeds": int(seeds)})
+    ablation = config.ablation_ks if config.ablation_ks is not None else sorted({min(ks), max(ks)})
+    return config.model_copy(update={"ks": list(ks), "seeds": int(seeds), "ablation_ks": list(ablation)})
 
 
 def check_config(config: EnsemblesConfig, fit_pool: EnsembleData) -> None:
@@ -385,12 +387,13 @@ def check_config(config: EnsemblesConfig, fit_pool: EnsembleData) -> None:
         if not config.ks or min(config.ks) < 1:
             raise EnsembleError(f"ks must be positive integers, got {config.ks}")
         counts = np.bincount(fit_pool.labels, minlength=fit_pool.n_classes)
-        need = max(config.ks + (config.ablation_ks if config.nlc_variants else []))
+        need = max(config.ks + ((config.ablation_ks or []) if config.nlc_variants else []))
         if need > counts.min():
             c = int(counts.argmin())
             raise EnsembleError(f"k={need} needs {need} labeled examples of every class in the "
-                                f"{FIT_SPLIT!r} split, but class {c} has only {counts[c]}: lower `ks` / "
-                                f"`ablation_ks` in the run config")
+                                f"{FIT_SPLIT!r} split, but class {c} has only {counts[c]}: lower `ks` in the "
+                                f"registry (`settings: {{ensembles: {{ks: [...]}}}}`) or `ks` / `ablation_ks` in "
+                                f"the run config")
 
 
 def run_protocol(config: EnsemblesConfig, data: dict[str, EnsembleData], costs: dict,

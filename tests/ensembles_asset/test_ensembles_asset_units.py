@@ -116,6 +116,9 @@ def test_unset_grid_comes_from_the_registry_then_the_paper():
     assert (run.ks, run.seeds, run.moe_steps) == ([2], 7, 5)
     partial = resolve_config(EnsemblesConfig(seeds=1), {"ensembles": {"ks": [8]}})
     assert (partial.ks, partial.seeds) == ([8], 1)
+    # the NLC ablation follows the grid (smallest and largest k) unless it is given
+    assert paper.ablation_ks == [1, 16] and demo.ablation_ks == [1, 16] and partial.ablation_ks == [8]
+    assert resolve_config(EnsemblesConfig(ablation_ks=[2]), registry).ablation_ks == [2]
 
 
 def test_the_demo_registry_asks_for_the_small_grid():

@@ -15,10 +15,11 @@ import pyarrow.parquet as pq
 import pytest
 
 import synergy.ensembles.protocol as protocol
-from assets.ensembles import METHOD_ORDER, MODES, NLC_VARIANTS, ensembles
+from assets.ensembles import ensembles
 from pipelines.resources import SynergyResource
 from storage.warehouse import connect_memory, query_sql
 from synergy.ensembles.base import Ensemble
+from synergy.ensembles.experiment import METHOD_ORDER, MODES, NLC_VARIANTS
 from synergy.registry import load_registry
 
 from ensembles_asset_store import DATASET, FAST_CONFIG, build_store

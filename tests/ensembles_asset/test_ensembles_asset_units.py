@@ -8,9 +8,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from assets.ensembles import (
-    DEFAULT_NLC_VARIANT, EnsemblesConfig, PredictionRecorder, check_config, groups_of_test, headline_rows,
-    load_ensemble_data, results_table, split_method,
+from assets.ensembles import EnsemblesConfig
+from synergy.ensembles.experiment import (
+    DEFAULT_NLC_VARIANT, PredictionRecorder, check_config, groups_of_test, headline_rows, load_ensemble_data,
+    results_table, split_method,
 )
 from storage.atomic import write_table
 from synergy.ensembles import BestSingle, EnsembleError, MeanLogits, evaluate
@@ -104,7 +105,8 @@ def test_check_config_names_the_short_class():
 
 
 def test_unset_grid_comes_from_the_registry_then_the_paper():
-    from assets.ensembles import PAPER_KS, PAPER_SEEDS, resolve_config
+    from assets.ensembles import resolve_config
+    from synergy.ensembles.experiment import PAPER_KS, PAPER_SEEDS
 
     assert (PAPER_KS, PAPER_SEEDS) == ([1, 2, 4, 8, 16], 5)
     paper = resolve_config(EnsemblesConfig(), {})

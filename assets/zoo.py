@@ -41,7 +41,7 @@ def train_demo_backbone(context, synergy: SynergyResource, spec) -> tuple[str, d
     """Train one demo tower with the shared budget and save it as a safetensors checkpoint."""
     from safetensors.torch import save_file
 
-    from synergy.zoo import train_clip
+    from synergy.zoo import init_tower, train_clip
 
     registry, store = synergy.registry(), synergy.store()
     dataset = registry.dataset(spec.train.dataset)
@@ -50,7 +50,7 @@ def train_demo_backbone(context, synergy: SynergyResource, spec) -> tuple[str, d
     train = examples.filter(pc.equal(examples["split"], "train"))
     if spec.train.max_images:
         train = train.slice(0, spec.train.max_images)
-    loaded = load_backbone(spec, weights="random", device=synergy.device)
+    loaded = init_tower(spec, device=synergy.device)
     images = ExampleImages(dataset, train["ref"].to_pylist(), train["example_id"].to_pylist(), loaded.preprocess)
     context.log.info(f"training {spec.key} ({spec.model}) on {train.num_rows} images of {dataset.key}")
     stats = train_clip(loaded, dataset, images, train["label"].to_numpy(), spec.train,

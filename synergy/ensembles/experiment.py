@@ -28,8 +28,7 @@ import pyarrow.parquet as pq
 from storage.layout import FeatureStore
 from storage.warehouse import registry_tables
 from synergy.ensembles import (
-    NLC, BestSingle, CalibratedMean, Cascade, EnsembleData, EnsembleError, EntropyWeighted, LogRegProbe,
-    MajorityVote, MaxConfidence, MeanLogits, MeanProbs, MixtureOfExperts, Stacking, SuperLearner, evaluate,
+    METHODS, NLC, BestSingle, Cascade, EnsembleData, EnsembleError, LogRegProbe, MixtureOfExperts, evaluate,
     make_draws, oracle_correct, summarise,
 )
 from synergy.errors import StoreError
@@ -47,18 +46,21 @@ NLC_VARIANTS: dict[str, dict] = {
 }
 NLC_VARIANTS["prototype"] = {"form": "multiply", "positivity": "softmax", "logit_scale": 0.05,
                              "weight_decay": 0.0}
-METHOD_ORDER = ["best_single", "mean_logits", "mean_probs", "majority_vote", "calibrated_mean",
-                "max_confidence", "entropy_weighted", "super_learner", "stacking", "mixture_of_experts",
-                "nlc", "logreg_probe", "cascade"]
+METHOD_ORDER = list(METHODS)  # the table's row order is the library registry's
 
-RESULTS_SCHEMA = pa.schema([
-    pa.field("dataset", pa.string(), nullable=False),
+# Which method, variant and protocol cell a row is about: shared by the results, runs and group tables.
+METHOD_KEY_FIELDS = [
     pa.field("method", pa.string(), nullable=False),
     pa.field("variant", pa.string(), nullable=False),
     pa.field("is_default", pa.bool_(), nullable=False),
     pa.field("mode", pa.string(), nullable=False),
     pa.field("k", pa.int32()),
     pa.field("fraction", pa.float64()),
+]
+
+RESULTS_SCHEMA = pa.schema([
+    pa.field("dataset", pa.string(), nullable=False),
+    *METHOD_KEY_FIELDS,
     pa.field("n_seeds", pa.int32(), nullable=False),
     pa.field("mean", pa.float64(), nullable=False),
     pa.field("std", pa.float64(), nullable=False),
@@ -73,12 +75,7 @@ RESULTS_SCHEMA = pa.schema([
 
 RUNS_SCHEMA = pa.schema([
     pa.field("dataset", pa.string(), nullable=False),
-    pa.field("method", pa.string(), nullable=False),
-    pa.field("variant", pa.string(), nullable=False),
-    pa.field("is_default", pa.bool_(), nullable=False),
-    pa.field("mode", pa.string(), nullable=False),
-    pa.field("k", pa.int32()),
-    pa.field("fraction", pa.float64()),
+    *METHOD_KEY_FIELDS,
     pa.field("seed", pa.int32(), nullable=False),
     pa.field("accuracy", pa.float64(), nullable=False),
     pa.field("n_fit", pa.int32(), nullable=False),
@@ -93,12 +90,7 @@ GROUP_SCHEMA = pa.schema([
     pa.field("dataset", pa.string(), nullable=False),
     pa.field("perturbation", pa.string(), nullable=False),
     pa.field("severity", pa.int32(), nullable=False),
-    pa.field("method", pa.string(), nullable=False),
-    pa.field("variant", pa.string(), nullable=False),
-    pa.field("is_default", pa.bool_(), nullable=False),
-    pa.field("mode", pa.string(), nullable=False),
-    pa.field("k", pa.int32()),
-    pa.field("fraction", pa.float64()),
+    *METHOD_KEY_FIELDS,
     pa.field("n_seeds", pa.int32(), nullable=False),
     pa.field("n_examples", pa.int64(), nullable=False),
     pa.field("mean", pa.float64(), nullable=False),
@@ -255,17 +247,10 @@ def nlc_factory(config: ExperimentConfig, variant: str = DEFAULT_NLC_VARIANT):
 
 
 def method_factories(config: ExperimentConfig, cascade_costs: np.ndarray | None) -> dict[str, Callable]:
-    """Every method of the table, by record name, as zero-argument factories."""
+    """Every method of the table, by record name, as zero-argument factories: the library's METHODS
+    registry (its order is the table's), with the run config applied to the methods that take it."""
     return {
-        "best_single": BestSingle,
-        "mean_logits": MeanLogits,
-        "mean_probs": MeanProbs,
-        "majority_vote": MajorityVote,
-        "calibrated_mean": CalibratedMean,
-        "max_confidence": MaxConfidence,
-        "entropy_weighted": EntropyWeighted,
-        "super_learner": SuperLearner,
-        "stacking": Stacking,
+        **METHODS,
         "mixture_of_experts": partial(MixtureOfExperts, steps=config.moe_steps, batch_size=config.batch_size),
         "nlc": nlc_factory(config),
         "logreg_probe": partial(LogRegProbe, max_iter=config.probe_max_iter),

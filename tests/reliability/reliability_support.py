@@ -122,6 +122,16 @@ def start_helper(name: str, *args) -> "subprocess.Popen":
 STARTED: list = []  # helper processes of the current test; conftest kills any still running at teardown
 
 
+def sigkill(proc) -> None:
+    """SIGKILL a helper mid-flight and reap it (its return code is then -SIGKILL). A helper a failing
+    test never got to kill is stopped by conftest's autouse fixture (stop_started)."""
+    import os
+    import signal
+
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
 def stop_started() -> None:
     while STARTED:
         proc = STARTED.pop()

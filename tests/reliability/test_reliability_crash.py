@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-from reliability_support import (finish, load_helper, python, start_helper, store_registry, wait_for_line,
+from reliability_support import (finish, load_helper, python, sigkill, start_helper, store_registry, wait_for_line,
                                  write_examples_table)
 
 from storage.atomic import clean_stale_tmp
@@ -24,16 +24,10 @@ BATCHES, ROWS = 60, 400  # what the killed writer would have written: 24,000 row
 def _kill_mid_write(store: Path, folder: Path, tag: str) -> Path:
     """Start a slow writer, wait until it has streamed several row groups, SIGKILL it; return its leftover tmp."""
     proc = start_helper("write_partition", store, "b", "d", tag, "--batches", BATCHES, "--rows", ROWS, "--sleep", 0.2)
-    try:
-        wait_for_line(proc, "batch 3")
-        tmps = sorted(folder.glob(".data.parquet.*.tmp"))
-        assert len(tmps) == 1 and tmps[0].stat().st_size > 0, "the writer must really be mid-write"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    wait_for_line(proc, "batch 3")
+    tmps = sorted(folder.glob(".data.parquet.*.tmp"))
+    assert len(tmps) == 1 and tmps[0].stat().st_size > 0, "the writer must really be mid-write"
+    sigkill(proc)
     assert proc.returncode == -signal.SIGKILL
     assert tmps[0].exists(), "a SIGKILLed writer cannot clean up: its temporary file is left behind"
     return tmps[0]

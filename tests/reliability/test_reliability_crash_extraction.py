@@ -10,7 +10,6 @@ slowed down artificially and the production code has no test hooks.
 from __future__ import annotations
 
 import hashlib
-import os
 import signal
 import time
 from pathlib import Path
@@ -19,7 +18,8 @@ import duckdb
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from reliability_support import FolderStore, finish, registry_yaml, start_helper, wait_for_line, write_good_images
+from reliability_support import (FolderStore, finish, registry_yaml, sigkill, start_helper, wait_for_line,
+                                 write_good_images)
 
 from storage.layout import FeatureStore
 from storage.warehouse import build_warehouse, connect_readonly
@@ -56,27 +56,21 @@ def _kill_mid_write(fs: FolderStore, folder: Path) -> Path:
     """Start a real extraction, SIGKILL it while it streams row groups to its temporary file; return that file."""
     proc = _start(fs)
     tmp = None
-    try:
-        wait_for_line(proc, "started", timeout=180)
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and proc.poll() is None:
-            tmps = list(folder.glob(".data.parquet.*.tmp")) if folder.is_dir() else []
-            live = [t for t in tmps if f".{proc.pid}." in t.name]
-            try:
-                if live and live[0].stat().st_size >= MID_WRITE_BYTES:
-                    tmp = live[0]
-                    break
-            except FileNotFoundError:  # renamed into place between the glob and the stat: too late
-                pass
-            time.sleep(0.005)
-        assert tmp is not None, (f"never caught the extraction mid-write (rc={proc.poll()}); "
-                                 f"stderr: {proc.stderr.read().decode()[-2000:] if proc.poll() is not None else ''}")
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    wait_for_line(proc, "started", timeout=180)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None:
+        tmps = list(folder.glob(".data.parquet.*.tmp")) if folder.is_dir() else []
+        live = [t for t in tmps if f".{proc.pid}." in t.name]
+        try:
+            if live and live[0].stat().st_size >= MID_WRITE_BYTES:
+                tmp = live[0]
+                break
+        except FileNotFoundError:  # renamed into place between the glob and the stat: too late
+            pass
+        time.sleep(0.005)
+    assert tmp is not None, (f"never caught the extraction mid-write (rc={proc.poll()}); "
+                             f"stderr: {proc.stderr.read().decode()[-2000:] if proc.poll() is not None else ''}")
+    sigkill(proc)
     assert proc.returncode == -signal.SIGKILL
     assert tmp.exists() and tmp.stat().st_size >= MID_WRITE_BYTES, "a SIGKILLed writer leaves its partial file"
     return tmp
